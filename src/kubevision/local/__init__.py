@@ -1,0 +1,1 @@
+"""Embedded runner: trials as local subprocesses, Optuna storage in the output dir, the report."""

@@ -1,0 +1,1 @@
+"""Pure planners: a custom resource in, child manifests out."""

@@ -1,0 +1,1 @@
+"""Sweeps: search-space syntax, samplers, early-termination policies, AutoMode portfolio (pure code)."""

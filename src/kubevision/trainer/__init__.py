@@ -1,0 +1,1 @@
+"""Trainer: models, presets, the train loop, evaluation, checkpoints, export. Never imports the operator."""
