@@ -50,7 +50,7 @@ def _guarded(fn: F) -> F:
             where = f" ({err.filename})" if getattr(err, "filename", None) else ""
             click.echo(f"error: {err.strerror or err}{where}", err=True)
             sys.exit(1)
-        except Exception as err:  # noqa: BLE001 - this is the boundary that must never leak a traceback
+        except Exception as err:  # the boundary that must never leak a traceback
             ctx = click.get_current_context(silent=True)
             debug = bool(ctx and ctx.find_root().params.get("debug"))
             if debug:
