@@ -207,6 +207,42 @@ def datasets_digits(out_dir: Path, multilabel: bool, seed: int) -> None:
     click.echo(str(summary))
 
 
+@cli.command()
+@click.option("--trial-config", type=click.Path(path_type=Path), help="Trial config JSON (written by a runner).")
+@click.option("--job", "job_file", type=click.Path(path_type=Path), help="Job YAML (instead of --trial-config).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="With --job: a hyperparameter value for this trial (camelCase name), repeatable.")
+@click.option("--output", "output_dir", type=click.Path(path_type=Path), help="With --job: the trial's output dir.")
+@click.option("--checkpoint", type=click.Path(path_type=Path), help="Start from an earlier model.pt / model dir.")
+@click.option("--trial-name", default="trial", show_default=True)
+@_guarded
+def train(trial_config: Path | None, job_file: Path | None, sets: tuple[str, ...], output_dir: Path | None,
+          checkpoint: Path | None, trial_name: str) -> None:
+    """Run one trial: train, validate, checkpoint, export (run it under torchrun for several processes)."""
+    from kubevision.trainer.entry import config_from_cli
+    from kubevision.trainer.train import run_trial
+
+    config = config_from_cli(trial_config=trial_config, job_file=job_file, sets=sets, output_dir=output_dir,
+                             checkpoint=checkpoint, trial_name=trial_name)
+    sys.exit(run_trial(config))
+
+
+@cli.command()
+@click.option("--model", "model_dir", required=True, type=click.Path(path_type=Path),
+              help="An mlflow-model folder (or a trial's outputs folder).")
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out_file", type=click.Path(path_type=Path), help="Write JSON lines here instead of stdout.")
+@click.option("--batch-size", default=16, show_default=True)
+@_guarded
+def predict(model_dir: Path, images: tuple[Path, ...], out_file: Path | None, batch_size: int) -> None:
+    """Score images with a trained model; one JSON line per image, in the Azure response format."""
+    from kubevision.trainer.predict import run_predict
+
+    count = run_predict(model_dir, list(images), out_file=out_file, batch_size=batch_size)
+    if out_file:
+        click.echo(f"wrote {count} predictions to {out_file}", err=True)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="kubevision")

@@ -125,7 +125,7 @@ JOB = {
                   "earlyTermination": {"type": "bandit", "evaluationInterval": 2, "slackFactor": 0.2}},
         "searchSpace": [{"modelName": {"type": "choice", "values": ["fasterrcnn_resnet50_fpn"]},
                          "learningRate": {"type": "uniform", "minValue": 0.0001, "maxValue": 0.001}}],
-        "resources": {"nodeCountPerTrial": 2, "gpusPerNode": 4},
+        "resources": {"nodeCountPerTrial": 2, "gpusPerNode": 4, "cpu": 8, "memory": "32Gi"},  # int-or-string
     },
 }
 

@@ -148,6 +148,9 @@ def to_structural(schema: Schema, defs: Mapping[str, Schema] | None = None) -> S
 
     if "const" in node:
         node["enum"] = [node.pop("const")]
+    if node.get("x-kubernetes-int-or-string"):
+        node.pop("type", None)  # an int-or-string node carries no type of its own
+        return _tidy(node)
     if node.get("type") == "object":
         props = node.get("properties")
         extra = node.get("additionalProperties")

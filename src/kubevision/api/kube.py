@@ -72,7 +72,8 @@ Quantity = Annotated[
     str,
     BeforeValidator(_number_to_str),
     AfterValidator(_check_quantity),
-    Field(json_schema_extra={"pattern": QUANTITY_PATTERN}),
+    # int-or-string in the CRD, like Kubernetes' own quantities: `cpu: 4` and `memory: 16Gi` both apply.
+    Field(json_schema_extra={"pattern": QUANTITY_PATTERN, "x-kubernetes-int-or-string": True}),
 ]
 """A Kubernetes resource quantity (`500m`, `4`, `16Gi`); numbers are accepted and kept as strings."""
 

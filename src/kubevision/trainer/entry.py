@@ -1,0 +1,103 @@
+"""Turn `kubevision train` arguments into a TrialConfig.
+
+Why two entry forms: the local runner writes a trial config JSON per trial (`--trial-config`), while a
+Katib trial template can only substitute sampled values into a command line, so a cluster trial runs
+`kubevision train --job job.yaml --set learningRate=0.003 --set modelName=resnet50 --output /runs/t7`.
+Both end as the same TrialConfig, and every value is checked before any work starts.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from kubevision.api.errors import KubevisionError, Problem
+from kubevision.api.hyperparameters import HYPERPARAMETERS
+from kubevision.api.loading import load_job
+from kubevision.api.trial import TrialConfig, load_trial_config, trial_config_from_job
+
+__all__ = ["config_from_cli", "parse_sets"]
+
+
+def parse_sets(sets: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """`key=value` pairs as typed values (YAML scalars: 0.01 -> float, true -> bool, sgd -> str)."""
+    values: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for item in sets:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            problems.append(Problem(f"got {item!r}; expected KEY=VALUE, e.g. learningRate=0.01", field="--set"))
+            continue
+        if key not in HYPERPARAMETERS:
+            close = difflib.get_close_matches(key, list(HYPERPARAMETERS), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems.append(Problem(f"unknown hyperparameter {key!r}{hint}", field=f"--set {key}"))
+            continue
+        try:
+            values[key] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            values[key] = raw
+    if problems:
+        raise KubevisionError("invalid --set values", problems)
+    return values
+
+
+def config_from_cli(
+    *,
+    trial_config: Path | None,
+    job_file: Path | None,
+    sets: tuple[str, ...] | list[str],
+    output_dir: Path | None,
+    checkpoint: Path | None,
+    trial_name: str,
+) -> TrialConfig:
+    """Build and fully check the trial config, so that a bad value fails before training starts."""
+    if (trial_config is None) == (job_file is None):
+        raise KubevisionError("give exactly one of --trial-config FILE or --job FILE")
+    if trial_config is not None:
+        if sets:
+            raise KubevisionError("--set only works with --job; put sampled values in the trial config's `sampled`")
+        config = load_trial_config(trial_config)
+        if output_dir is not None:
+            config = config.model_copy(update={"output_dir": str(output_dir)})
+    else:
+        assert job_file is not None
+        job = load_job(job_file)
+        out = output_dir or Path("runs") / job.metadata.name / trial_name
+        config = trial_config_from_job(
+            job, job_dir=job_file.resolve().parent, output_dir=out.resolve(), sampled=parse_sets(sets),
+            trial_name=trial_name,
+        )
+    if checkpoint is not None:
+        config = config.model_copy(update={"checkpoint_model_uri": str(checkpoint)})
+    check_hyperparameters(config)
+    return config
+
+
+def check_hyperparameters(config: TrialConfig) -> dict[str, Any]:
+    """Resolve the trial's hyperparameters; a sampled value out of range is a clear error, not a crash."""
+    try:
+        hp = config.hyperparameters()
+    except ValidationError as err:
+        problems = [
+            Problem(e["msg"], field=".".join(str(p) for p in e["loc"]) or None) for e in err.errors()
+        ]
+        raise KubevisionError("invalid hyperparameter values for this trial", problems) from None
+    except (KeyError, ValueError) as err:
+        raise KubevisionError(f"invalid hyperparameter values for this trial: {err}") from None
+    problems = []
+    for key, value in hp.items():
+        spec = HYPERPARAMETERS.get(key)
+        if spec is None or value is None:
+            continue
+        message = spec.check(value)
+        if message:
+            problems.append(Problem(message, field=key))
+    if problems:
+        raise KubevisionError("invalid hyperparameter values for this trial", problems)
+    return hp
