@@ -48,6 +48,9 @@ class RuntimeSettings(KubeModel):
     amp: Literal["auto", "off", "bf16", "fp16"] = Field(
         "auto", description="Mixed precision on CUDA: auto = bf16 where supported, else fp16."
     )
+    export_onnx: bool = Field(
+        True, description="Also export model.onnx (a runner may skip it per trial and export only the best)."
+    )
 
 
 class TrialConfig(KubeModel):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -27,6 +26,7 @@ from typing import IO
 from PIL import Image, UnidentifiedImageError
 
 from kubevision.api.errors import KubevisionError
+from kubevision.data.atomic import write_atomically
 from kubevision.data.records import ImageRecord
 
 __all__ = [
@@ -147,18 +147,10 @@ def _cache_name(url: str) -> str:
 
 
 def _download(url: str, scheme: str, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".part-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            if scheme in ("http", "https"):
-                _fetch_http(url, out)
-            else:
-                _fetch_fsspec(url, scheme, out)
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    if scheme in ("http", "https"):
+        write_atomically(target, lambda out: _fetch_http(url, out))
+    else:
+        write_atomically(target, lambda out: _fetch_fsspec(url, scheme, out))
 
 
 def _fetch_http(url: str, out: IO[bytes]) -> None:

@@ -8,9 +8,10 @@ that replaced a good one would turn a preemption into a lost trial. So:
   and only then renamed over `last.pt` (`os.replace`); the folder is fsync'd after the rename. A
   file is never written in place, so a reader sees either the old or the new state, never a mix.
 - The state before it is kept as `previous.pt` (a hard link where the filesystem allows, so keeping
-  it costs no write). If `last.pt` turns out unreadable (a filesystem without atomic rename, a
-  storage fault), resuming falls back to `previous.pt`, then to the newest `epoch_<n>.pt`, with a
-  warning, and only fails, saying how to start over, when none is readable.
+  it costs no write, only the disk space of one more checkpoint). If `last.pt` turns out unreadable
+  (a filesystem without atomic rename, a storage fault), resuming falls back to `previous.pt`, then
+  to the newest `epoch_<n>.pt`, with a warning, and only fails, saying how to start over, when none
+  is readable.
 - `epoch_<n>.pt` (the `checkpointFrequency` copies) are links to the same bytes as `last.pt`.
 - A failed write (disk full, permission) raises `KubevisionError` naming the path and the OS reason
   and leaves the previous checkpoint untouched; the temporary file is removed.
@@ -19,9 +20,15 @@ that replaced a good one would turn a preemption into a lost trial. So:
   arrays and scalars, enums, paths) and rejects anything else when saving, with the key path in the
   message: a state that cannot be loaded must fail at the first save, not at resume after a preemption.
 
+Files in `checkpoints/`: `last.pt` (resume state), `previous.pt` (the one before), `epoch_<n>.pt`,
+`best.pt` (the best epoch's model weights, which the export uses: reference 7 exports the best
+epoch, not the last) and `finished.json` (`mark_finished`: the trial ended, a restart must not
+train it again; a small file instead of rewriting a multi-gigabyte last.pt). `atomic_write_text`
+gives summary.json and friends the same never-half-written guarantee.
+
 This is the trainer's own resume state; the exported `model.pt` (reference 9.2) is export.py's.
 The state dict (keys chosen by the train loop): model, optimizer, scheduler, scaler, epoch,
-best_score, best_epoch, early_stopping, rng, config, classes. It is loaded onto the CPU;
+best_score, best_epoch, early_stopping, rng, config, classes, status. It is loaded onto the CPU;
 `optimizer.load_state_dict` moves its tensors to the parameters' device.
 
 RNG state (`capture_rng_state`): Python's `random`, numpy's global generator, torch's CPU generator
@@ -33,28 +40,34 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import json
 import logging
 import os
 import random
 import re
 import shutil
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 
 from kubevision.api.errors import KubevisionError, Problem
+from kubevision.data.atomic import atomic_write_text as _atomic_write_text
 
 __all__ = [
     "CHECKPOINT_DIR",
+    "atomic_write_text",
     "capture_rng_state",
     "check_writable",
     "checkpoint_dir",
+    "load_best_weights",
     "load_training_state",
+    "mark_finished",
     "restore_rng_state",
+    "save_best_weights",
     "save_training_state",
 ]
 
@@ -63,6 +76,8 @@ _logger = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoints"
 _LAST = "last.pt"
 _PREVIOUS = "previous.pt"
+_BEST = "best.pt"
+_FINISHED = "finished.json"
 _EPOCH = re.compile(r"^epoch_(\d+)\.pt$")
 _TMP_SUFFIX = ".tmp"
 
@@ -137,48 +152,143 @@ def _remove_stale_temporaries(folder: Path) -> None:
             leftover.unlink()
 
 
-def save_training_state(out_dir: Path, state: Mapping[str, Any], *, keep_epoch: bool = False) -> Path:
+def _os_error_in(err: BaseException) -> OSError | None:
+    """The first OSError among `err`'s causes and contexts, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _write_atomically(path: Path, write: Callable[[BinaryIO], object], *, keep_previous: Path | None = None) -> None:
+    """`write` into a temporary file beside `path`, fsync, then rename over `path` (OSError on failure).
+
+    With `keep_previous`, the file `path` named before becomes `keep_previous`. The temporary file is
+    removed on failure; `path` is then untouched.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{_TMP_SUFFIX}")
+    try:
+        with open(tmp, "wb") as f:
+            try:
+                write(f)
+            except RuntimeError as err:
+                # torch.save's zip writer turns a failed write (disk full) into a RuntimeError while
+                # closing; the OSError that says why is in the chain.
+                cause = _os_error_in(err)
+                if cause is None:
+                    raise
+                raise cause from err
+            f.flush()
+            os.fsync(f.fileno())
+        if keep_previous is not None and path.exists() and not _replace_with_link(path, keep_previous):
+            os.replace(path, keep_previous)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    _fsync_dir(path.parent)
+
+
+def save_training_state(out_dir: Path, state: Mapping[str, Any], *, epoch_copy: bool = False) -> Path:
     """Write `state` to `out_dir/checkpoints/last.pt` atomically; returns that path.
 
-    The file it replaces is kept as `previous.pt`. `keep_epoch` also keeps this state as
-    `epoch_<state["epoch"]>.pt` (the train loop asks every `checkpointFrequency` epochs). Only the
-    main process (rank 0) may call this.
+    The file it replaces is kept as `previous.pt`. `epoch_copy` also keeps this state as
+    `epoch_<state["epoch"]>.pt` (the train loop asks every `checkpointFrequency` epochs). Saving
+    means the trial is running again, so a `mark_finished` mark is removed. Only the main process
+    (rank 0) may call this.
     """
     safe = _plain(state, "state")
     folder = checkpoint_dir(out_dir)
     last = folder / _LAST
     target = last
-    tmp = folder / f".{_LAST}.{os.getpid()}{_TMP_SUFFIX}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         _remove_stale_temporaries(folder)
-        try:
-            with open(tmp, "wb") as f:
-                torch.save(safe, f)
-                f.flush()
-                os.fsync(f.fileno())
-            if last.exists() and not _replace_with_link(last, folder / _PREVIOUS):
-                os.replace(last, folder / _PREVIOUS)
-            os.replace(tmp, last)
-        finally:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-        if keep_epoch:
+        _write_atomically(last, lambda f: torch.save(safe, f), keep_previous=folder / _PREVIOUS)
+        (folder / _FINISHED).unlink(missing_ok=True)
+        if epoch_copy:
             target = folder / f"epoch_{int(state['epoch'])}.pt"
             if not _replace_with_link(last, target):
-                copy = target.with_name(f".{target.name}.{os.getpid()}{_TMP_SUFFIX}")
-                try:
-                    shutil.copyfile(last, copy)
-                    with open(copy, "rb+") as f:
-                        os.fsync(f.fileno())
-                    os.replace(copy, target)
-                finally:
-                    with contextlib.suppress(OSError):
-                        copy.unlink()
+                with open(last, "rb") as source:
+                    _write_atomically(target, lambda f: shutil.copyfileobj(source, f))
         _fsync_dir(folder)
     except OSError as err:
         raise KubevisionError(f"cannot write checkpoint to {target}: {err.strerror or err}") from err
     return last
+
+
+def save_best_weights(out_dir: Path, model_state: Mapping[str, Any]) -> Path:
+    """Write the best epoch's model `state_dict` to `out_dir/checkpoints/best.pt` atomically; returns the path.
+
+    Kept apart from `last.pt` because the exported model uses the best weights, not the last
+    (reference 7), and the best epoch may be long before a resume point.
+    """
+    safe = _plain(model_state, "model state")
+    folder = checkpoint_dir(out_dir)
+    path = folder / _BEST
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_atomically(path, lambda f: torch.save(safe, f))
+    except OSError as err:
+        raise KubevisionError(f"cannot write checkpoint to {path}: {err.strerror or err}") from err
+    return path
+
+
+def load_best_weights(out_dir: Path) -> dict[str, Any] | None:
+    """The weights `save_best_weights` wrote (on the CPU), None when there are none.
+
+    An unreadable best.pt is an error rather than a silent fallback to the last weights, which
+    would export a model that does not match the reported best metrics.
+    """
+    path = checkpoint_dir(out_dir) / _BEST
+    if not path.is_file():
+        return None
+    try:
+        weights = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # any failure to read means "not usable"; the reason goes to the user
+        reason = f"{type(err).__name__}: {err}".splitlines()[0]
+        raise KubevisionError(
+            f"the best-epoch weights {path} are unreadable ({reason}); delete the file to export the last "
+            "epoch's weights instead, or start the trial over in a new output folder"
+        ) from None
+    if not isinstance(weights, dict):
+        raise KubevisionError(f"{path} does not hold model weights (a {type(weights).__name__})")
+    return weights
+
+
+def mark_finished(out_dir: Path, status: str) -> None:
+    """Record that the trial ended (`completed`, `early_stopped` ...) so a restart does not train it again.
+
+    A small file beside the checkpoints rather than a rewrite of last.pt (which can be gigabytes);
+    `load_training_state` reports it as the state's `status`.
+    """
+    path = checkpoint_dir(out_dir) / _FINISHED
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomically(path, lambda f: f.write(json.dumps({"status": status}).encode()))
+    except OSError as err:
+        raise KubevisionError(f"cannot write {path}: {err.strerror or err}") from err
+
+
+def _finished_status(folder: Path) -> str | None:
+    try:
+        status = json.loads((folder / _FINISHED).read_text())["status"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return str(status)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a small text file (summary.json ...) so readers never see half of it."""
+    path = Path(path)
+    try:
+        _atomic_write_text(path, text)
+    except OSError as err:
+        raise KubevisionError(f"cannot write {path}: {err.strerror or err}") from err
 
 
 def _candidates(folder: Path) -> list[Path]:
@@ -214,6 +324,9 @@ def load_training_state(out_dir: Path) -> dict[str, Any] | None:
             continue
         if failures:
             _logger.warning("resuming from %s (epoch %s)", path, state.get("epoch"))
+        finished = _finished_status(folder)
+        if finished is not None:
+            state["status"] = finished
         return state
     if not failures:
         return None
@@ -256,7 +369,7 @@ def capture_rng_state() -> dict[str, Any]:
         },
         "torch": torch.get_rng_state(),
     }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
         state["cuda"] = torch.cuda.get_rng_state()
     return state
 

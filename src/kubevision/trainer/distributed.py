@@ -92,10 +92,10 @@ class DistributedContext:
     def gather_arrays(self, arr: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """All ranks' arrays concatenated along axis 0 in rank order, on every rank."""
         arr = np.asarray(arr)
-        if not self.is_distributed:
-            return arr.copy()
         if arr.ndim == 0:
             raise ValueError("gather_arrays needs arrays with at least one dimension (rows to concatenate)")
+        if not self.is_distributed:
+            return arr.copy()
         metas: list[Any] = [None] * self.world_size
         dist.all_gather_object(metas, (tuple(arr.shape), arr.dtype.str))
         shapes = [tuple(shape) for shape, _ in metas]

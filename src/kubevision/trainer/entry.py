@@ -93,7 +93,7 @@ def check_hyperparameters(config: TrialConfig) -> dict[str, Any]:
     problems = []
     for key, value in hp.items():
         spec = HYPERPARAMETERS.get(key)
-        if spec is None or value is None:
+        if spec is None or value is None or spec.kind == "settings":  # settings were validated as a model
             continue
         message = spec.check(value)
         if message:

@@ -63,7 +63,7 @@ def build_optimizer(model: nn.Module, hp: Mapping[str, Any]) -> torch.optim.Opti
     if not params:
         raise KubevisionError(
             "the model has no trainable parameters",
-            [Problem(f"layersToFreeze={hp.get('layersToFreeze')} freezes every layer; lower it", field="layersToFreeze")],
+            [Problem(f"{hp.get('layersToFreeze')} freezes every layer; lower it", field="layersToFreeze")],
         )
     name = str(hp["optimizer"]).lower()
     lr = float(hp["learningRate"])
@@ -94,7 +94,7 @@ class WarmupCosineFactor:
     """Learning-rate factor of Azure's warmup-cosine schedule at optimizer step `s` (module docstring).
 
     A plain class with number attributes (not a closure) so that `LambdaLR.state_dict()` stores its
-    parameters: a resumed trial is checked against the same curve.
+    parameters and `load_state_dict` puts them back: a resumed trial continues on the curve it started on.
     """
 
     warmup_steps: int

@@ -54,7 +54,7 @@ from kubevision.trainer.metrics import (
     multilabel_confusion_matrix,
     multilabel_metrics,
 )
-from kubevision.trainer.models import build_classifier, extract_state_dict, load_intersecting, read_weights
+from kubevision.trainer.models import build_classifier, extract_state_dict, load_intersecting
 from kubevision.trainer.optim import build_optimizer, build_scheduler
 from kubevision.trainer.reporting import MetricsReporter, TerminationClient
 
@@ -105,7 +105,7 @@ def _seed_everything(seed: int, deterministic: bool) -> None:
         # Deterministic kernels where they exist; warn_only keeps ops without one usable.
         torch.use_deterministic_algorithms(True, warn_only=True)
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        if torch.backends.cudnn.is_available():
+        if torch.cuda.is_available():
             torch.backends.cudnn.benchmark = False
 
 
@@ -123,7 +123,10 @@ def _incremental_weights(config: TrialConfig, model: nn.Module, model_name: str)
         raise KubevisionError(f"checkpoint {uri}: no model.pt found (expected an mlflow-model folder or model.pt)")
     if not path.is_file():
         raise KubevisionError(f"checkpoint {uri}: file not found")
-    raw = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a truncated or foreign file is a user problem, not a crash
+        raise KubevisionError(f"checkpoint {uri}: cannot read {path}: {err}") from None
     earlier = raw.get("model_name") if isinstance(raw, Mapping) else None
     if earlier is not None and earlier != model_name:
         raise KubevisionError(
@@ -184,7 +187,7 @@ def _run(config: TrialConfig, ctx: DistributedContext) -> int:
         ids = [ctx.device.index] if ctx.device.type == "cuda" else None
         model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
-    loss_setup = build_loss(task.value, hp, bundle.class_counts)
+    loss_setup = build_loss(task.value, hp, bundle.class_counts, num_images=len(bundle.train))
     if loss_setup.weighted or hp.get("weightedLoss"):
         log.info("loss: %s", loss_setup.reason)
     loss_fn = loss_setup.fn.to(ctx.device)
@@ -247,7 +250,8 @@ def _run(config: TrialConfig, ctx: DistributedContext) -> int:
                 metrics["log_loss_train"] = stats.loss
                 metrics["learning_rate"] = stats.lr
                 score = metrics.get(config.primary_metric, float("nan"))
-                decision = stopper.update(epoch, score)
+                # Azure counts epochs from 0 in its early-stopping delay (reference 7); ours start at 1.
+                decision = stopper.update(epoch - 1, score)
                 if decision.is_best:
                     best = _Best(epoch, score, dict(metrics))
                     if ctx.is_main:
@@ -313,7 +317,7 @@ def _finish(config: TrialConfig, ctx: DistributedContext, model: nn.Module, load
                    else confusion_matrix(result.targets, result.probs))
     export = write_model_artifacts(
         out, model=_unwrap(model), model_name=str(hp["modelName"]), task=task.value, classes=classes, hp=hp,
-        metrics=best.metrics, epoch=best.epoch, training_run_id=config.trial_name,
+        metrics=best.metrics, epoch=best.epoch, training_run_id=config.trial_name, onnx=config.runtime.export_onnx,
     )
     summary = {
         "trial": config.trial_name,

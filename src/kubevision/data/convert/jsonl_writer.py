@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kubevision.api.errors import KubevisionError, Problem
+from kubevision.data.atomic import atomic_write_text
 from kubevision.data.convert.imagefiles import ImageInfo
 
 __all__ = ["ImageRecord", "Label", "atomic_write_text", "image_url", "record_json", "write_jsonl"]
@@ -73,18 +73,3 @@ def write_jsonl(records: Iterable[ImageRecord], out: Path, *, images_root: Path,
     ]
     atomic_write_text(out, "".join(line + "\n" for line in lines))
     return len(lines)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to a temporary file next to `path`, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
