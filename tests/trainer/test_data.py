@@ -166,7 +166,7 @@ def test_batches_are_uint8_and_prepare_images_matches_the_eval_preset(tmp_path: 
     for row, index in enumerate(batch.indices.tolist()):
         record = bundle.val.records[index]
         reference = bundle.val.preset(Image.open(tmp_path / record.image_url))
-        torch.testing.assert_close(prepared[row], reference, atol=1e-5, rtol=0)
+        assert torch.equal(prepared[row], reference)  # bit-identical to the whole preset
     last = prepare_images(batch, torch.device("cpu"), channels_last=True)
     assert last.is_contiguous(memory_format=torch.channels_last)
 
@@ -191,6 +191,10 @@ def test_normalization_is_the_preset_arithmetic() -> None:
     out = norm(images)
     assert out.shape == (1, 3, 1, 1)
     torch.testing.assert_close(out.flatten(), torch.tensor([1.0, -1.0, 0.2]))
+    batch = torch.randint(0, 256, (2, 5, 4, 3), dtype=torch.uint8)
+    plain, last = norm(batch), norm(batch, channels_last=True)
+    assert plain.is_contiguous() and last.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(plain, last)
 
 
 # ---- bad images ---------------------------------------------------------------------------------

@@ -271,3 +271,14 @@ def test_proxies_from_the_environment_are_ignored(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("http_proxy", "http://proxy.invalid:3128")
     with Runner([(200, {"stop": True})]) as runner:
         assert client(runner.url).should_stop(1, 0.3) is True
+
+
+def test_forget_from_drops_redone_epochs_and_a_torn_line(tmp_path: Path) -> None:
+    reporter = MetricsReporter(tmp_path, "accuracy", enabled=True)
+    for epoch in (1, 2, 3):
+        reporter.report(epoch, {"accuracy": 0.1 * epoch})
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"epoch": 4, "metr')  # killed mid-write
+    assert reporter.forget_from(3) == 2
+    epochs = [json.loads(line)["epoch"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2]

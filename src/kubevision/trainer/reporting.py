@@ -55,6 +55,7 @@ from typing import Any
 
 from kubevision.api.errors import KubevisionError
 from kubevision.api.trial import TerminationEndpoint
+from kubevision.data.atomic import atomic_write_text
 
 __all__ = ["KATIB_METRIC_NAME", "METRICS_FILE", "MetricsReporter", "TerminationClient", "rfc3339_now"]
 
@@ -150,6 +151,31 @@ class MetricsReporter:
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
         return line
+
+    def forget_from(self, epoch: int) -> int:
+        """Drop records of `epoch` and later (a resumed trial redoes them); returns how many were dropped.
+
+        A trial killed after reporting an epoch but before checkpointing it reports that epoch again
+        on restart; without this, metrics.jsonl would hold it twice and a history would double count.
+        A torn last line (killed mid-write) is dropped too.
+        """
+        if not self.enabled or not self.path.is_file():
+            return 0
+        kept: list[str] = []
+        dropped = 0
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                record_epoch = int(json.loads(line)["epoch"])
+            except (ValueError, KeyError, TypeError):
+                dropped += 1
+                continue
+            if record_epoch < epoch:
+                kept.append(line + "\n")
+            else:
+                dropped += 1
+        if dropped:
+            atomic_write_text(self.path, "".join(kept))
+        return dropped
 
 
 class TerminationClient:

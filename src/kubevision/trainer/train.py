@@ -173,11 +173,17 @@ def _run(config: TrialConfig, ctx: DistributedContext) -> int:
         raise KubevisionError(f"the trial program trains classification tasks so far; got task {task.value}")
 
     seed = hp.get("randomSeed")
-    _seed_everything(int(seed) if seed is not None else DEFAULT_SPLIT_SEED + ctx.rank, seed is not None)
     split_seed = int(seed) if seed is not None else DEFAULT_SPLIT_SEED
+    # Shuffling and augmentation: the user's seed, else a fresh one drawn by rank 0 and shared, since
+    # every rank must agree; it is stored in the checkpoint so a resumed trial continues the same run.
+    run_seed = int(seed) if seed is not None else int(ctx.broadcast_object(random.SystemRandom().randrange(2**31)))
+    previous_state = ckpt.load_training_state(Path(config.output_dir))
+    if previous_state is not None and "run_seed" in previous_state:
+        run_seed = int(previous_state["run_seed"])
+    _seed_everything(run_seed + ctx.rank, seed is not None)
 
     bundle = build_datasets(config, hp, seed=split_seed)
-    loaders = build_loaders(bundle, hp, ctx, runtime=config.runtime, seed=split_seed)
+    loaders = build_loaders(bundle, hp, ctx, runtime=config.runtime, seed=run_seed)
     classes = list(bundle.classes)
     model = _build_model(config, hp, len(classes)).to(ctx.device)
     channels_last = ctx.device.type == "cuda"
@@ -207,7 +213,7 @@ def _run(config: TrialConfig, ctx: DistributedContext) -> int:
 
     best = _Best()
     start_epoch = 1
-    state = ckpt.load_training_state(out)
+    state = previous_state
     status = "completed"
     if state is not None:
         if state.get("status") in ("completed", "early_stopped", "early_terminated"):
@@ -222,6 +228,7 @@ def _run(config: TrialConfig, ctx: DistributedContext) -> int:
         ckpt.restore_rng_state(state["rng"])
         best = _Best(int(state["best_epoch"]), float(state["best_score"]), dict(state.get("best_metrics", {})))
         start_epoch = int(state["epoch"]) + 1
+        reporter.forget_from(start_epoch)
         log.info("resuming from %s at epoch %d of %d", out / "checkpoints" / "last.pt", start_epoch, epochs)
 
     stop = _Stop()
@@ -245,7 +252,9 @@ def _run(config: TrialConfig, ctx: DistributedContext) -> int:
             stop_now = False
             if epoch % eval_every == 0 or epoch == epochs:
                 model.eval()
-                result = evaluate(model, loaders.val, loss_fn, ctx=ctx, amp=amp, multilabel=multilabel)
+                result = evaluate(model, loaders.val, loss_fn, ctx=ctx, amp=amp, multilabel=multilabel,
+                                  channels_last=channels_last)
+                bad_images += result.bad_images
                 metrics = _metrics(task, result.probs, result.targets, classes)
                 metrics["log_loss_train"] = stats.loss
                 metrics["learning_rate"] = stats.lr
@@ -284,6 +293,7 @@ def _run(config: TrialConfig, ctx: DistributedContext) -> int:
                         "config": {k: v for k, v in hp.items() if isinstance(v, str | int | float | bool)},
                         "classes": classes,
                         "status": "running",
+                        "run_seed": run_seed,
                     },
                     epoch_copy=bool(checkpoint_every) and epoch % int(checkpoint_every or 1) == 0,
                 )
@@ -309,7 +319,8 @@ def _finish(config: TrialConfig, ctx: DistributedContext, model: nn.Module, load
     if best_weights is not None:
         _unwrap(model).load_state_dict(best_weights)
     model.eval()
-    result = evaluate(model, loaders.val, loss_fn, ctx=ctx, amp=amp, multilabel=multilabel)
+    channels_last = ctx.device.type == "cuda"
+    result = evaluate(model, loaders.val, loss_fn, ctx=ctx, amp=amp, multilabel=multilabel, channels_last=channels_last)
     if not ctx.is_main:
         return
     report = classification_report(result.targets, result.probs, classes, multilabel)
