@@ -82,6 +82,20 @@ def _check_location(value: str | None, *, remote: bool) -> str | None:
     return value
 
 
+def _check_model_uri(value: str | None) -> str | None:
+    """A model location: anything but azureml:, which resolves only inside Azure ML."""
+    if value is not None and value.lower().startswith("azureml:"):
+        raise ValueError(f"got {show(value)}; {AZUREML_MODEL_HINT}")
+    return value
+
+
+def _exactly_one_model(from_job: str | None, uri: str | None, uri_name: str) -> None:
+    """A model comes from a job or from a URI: exactly one of the two (Checkpoint, ModelSource)."""
+    if (from_job is None) == (uri is None):
+        got = "neither" if from_job is None else "both"
+        raise_violations([Violation((), f"needs exactly one of fromJob or {uri_name}; got {got}")])
+
+
 class DataInput(KubeModel):
     """Labelled images: a JSONL file or MLTable folder, local (`path`) or remote (`uri`)."""
 
@@ -250,15 +264,11 @@ class Checkpoint(KubeModel):
     @field_validator("model_uri")
     @classmethod
     def _uri(cls, value: str | None) -> str | None:
-        if value is not None and value.lower().startswith("azureml:"):
-            raise ValueError(f"got {show(value)}; {AZUREML_MODEL_HINT}")
-        return value
+        return _check_model_uri(value)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Checkpoint:
-        if (self.from_job is None) == (self.model_uri is None):
-            got = "neither" if self.from_job is None else "both"
-            raise_violations([Violation((), f"needs exactly one of fromJob or modelUri; got {got}")])
+        _exactly_one_model(self.from_job, self.model_uri, "modelUri")
         return self
 
 
@@ -414,15 +424,11 @@ class ModelSource(KubeModel):
     @field_validator("uri")
     @classmethod
     def _uri(cls, value: str | None) -> str | None:
-        if value is not None and value.lower().startswith("azureml:"):
-            raise ValueError(f"got {show(value)}; {AZUREML_MODEL_HINT}")
-        return value
+        return _check_model_uri(value)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ModelSource:
-        if (self.from_job is None) == (self.uri is None):
-            got = "neither" if self.from_job is None else "both"
-            raise_violations([Violation((), f"needs exactly one of fromJob or uri; got {got}")])
+        _exactly_one_model(self.from_job, self.uri, "uri")
         return self
 
 
