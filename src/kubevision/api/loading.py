@@ -103,49 +103,22 @@ def _validate(data: Any, source: str | None, lines: Lines | None) -> Resource:
 
 def _kind_problems(data: Mapping[str, Any], source: str | None, lines: Lines | None) -> list[Problem]:
     """apiVersion and kind decide which model applies, so they are checked before anything else."""
-    problems = []
+    problems: list[Problem] = []
 
-    def where(key: str) -> int | None:
-        return line_of(lines, (key,)) if lines is not None else None
+    def add(key: str, message: str) -> None:
+        line = line_of(lines, (key,)) if lines is not None else None
+        problems.append(Problem(message, file=source, line=line, field=key))
 
     kinds = ", ".join(KINDS)
     kind = data.get("kind")
     if kind is None:
-        problems.append(
-            Problem(
-                f"required field 'kind' is missing; expected one of {kinds}",
-                file=source,
-                line=where("kind"),
-                field="kind",
-            )
-        )
+        add("kind", f"required field 'kind' is missing; expected one of {kinds}")
     elif not isinstance(kind, str) or kind not in KINDS:
         hint = did_you_mean(kind, KINDS) if isinstance(kind, str) else ""
-        problems.append(
-            Problem(
-                f"unknown kind {show(kind)}; expected one of {kinds}{hint}",
-                file=source,
-                line=where("kind"),
-                field="kind",
-            )
-        )
+        add("kind", f"unknown kind {show(kind)}; expected one of {kinds}{hint}")
     api_version = data.get("apiVersion")
     if api_version is None:
-        problems.append(
-            Problem(
-                f"required field 'apiVersion' is missing; expected {GROUP_VERSION}",
-                file=source,
-                line=where("apiVersion"),
-                field="apiVersion",
-            )
-        )
+        add("apiVersion", f"required field 'apiVersion' is missing; expected {GROUP_VERSION}")
     elif api_version != GROUP_VERSION:
-        problems.append(
-            Problem(
-                f"got {show(api_version)}; expected {GROUP_VERSION}",
-                file=source,
-                line=where("apiVersion"),
-                field="apiVersion",
-            )
-        )
+        add("apiVersion", f"got {show(api_version)}; expected {GROUP_VERSION}")
     return problems
