@@ -14,6 +14,6 @@ want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   python -m pip install -q --upgrade pip
   python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
-  python -m pip install -q -e ".[dev,operator,trainer]"
+  python -m pip install -q -e ".[dev,operator,trainer,local]"
   echo "$want" > "$stamp"
 fi

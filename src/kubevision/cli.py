@@ -8,19 +8,15 @@ hint to rerun with `--debug` (which shows the traceback for a bug report).
 
 from __future__ import annotations
 
-import functools
 import sys
-import traceback
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from kubevision import __version__
 from kubevision.api.errors import KubevisionError
-
-F = TypeVar("F", bound=Callable[..., Any])
+from kubevision.cli_guard import guarded as _guarded
 
 TASKS = (
     "image_classification",
@@ -28,41 +24,6 @@ TASKS = (
     "image_object_detection",
     "image_instance_segmentation",
 )
-
-
-def _guarded(fn: F) -> F:
-    """Turn every exception into a one-line message and exit code 1 (traceback only with --debug)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except KubevisionError as err:
-            click.echo(f"error: {err}", err=True)
-            sys.exit(1)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
-        except OSError as err:
-            # Unreadable files, full disks, permissions: the user's environment, not our bug.
-            where = f" ({err.filename})" if getattr(err, "filename", None) else ""
-            click.echo(f"error: {err.strerror or err}{where}", err=True)
-            sys.exit(1)
-        except Exception as err:  # the boundary that must never leak a traceback
-            ctx = click.get_current_context(silent=True)
-            debug = bool(ctx and ctx.find_root().params.get("debug"))
-            if debug:
-                traceback.print_exc()
-            click.echo(
-                f"internal error: {type(err).__name__}: {err}\n"
-                "This is a bug in kubevision; rerun with `kubevision --debug ...` and report the traceback.",
-                err=True,
-            )
-            sys.exit(2)
-
-    return wrapper  # type: ignore[return-value]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -244,6 +205,24 @@ def predict(model_dir: Path, images: tuple[Path, ...], out_file: Path | None, ba
     count = run_predict(model_dir, list(images), out_file=out_file, batch_size=batch_size)
     if out_file:
         click.echo(f"wrote {count} predictions to {out_file}", err=True)
+
+
+def _register_commands() -> None:
+    """Commands that live in their own modules (one module per command family keeps cli.py small)."""
+    import importlib
+
+    for module in ("kubevision.cli_run", "kubevision.cli_operator"):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name != module:
+                raise
+            continue
+        for command in getattr(mod, "COMMANDS", ()):
+            cli.add_command(command)
+
+
+_register_commands()
 
 
 def main() -> None:
