@@ -211,7 +211,7 @@ def _register_commands() -> None:
     """Commands that live in their own modules (one module per command family keeps cli.py small)."""
     import importlib
 
-    for module in ("kubevision.cli_run", "kubevision.cli_operator"):
+    for module in ("kubevision.cli_run", "kubevision.cli_plan", "kubevision.cli_operator"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as err:
