@@ -25,7 +25,14 @@ from kubevision.api.models import AutoMLImageJob, DataInput
 from kubevision.api.tasks import PRIMARY_METRIC, Task
 from kubevision.api.training_parameters import TrainingParameters
 
-__all__ = ["RuntimeSettings", "TerminationEndpoint", "TrialConfig", "load_trial_config", "trial_config_from_job"]
+__all__ = [
+    "TERMINATION_TOKEN_ENV",
+    "RuntimeSettings", "TerminationEndpoint", "TrialConfig", "load_trial_config", "trial_config_from_job"]
+
+
+TERMINATION_TOKEN_ENV = "KUBEVISION_TERMINATION_TOKEN"
+"""Environment variable holding the early-termination bearer token of `kubevision train --termination-url`
+(a cluster trial gets it from the job's Secret, so it never shows in a command line)."""
 
 
 class TerminationEndpoint(KubeModel):

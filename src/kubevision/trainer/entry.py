@@ -9,6 +9,7 @@ Both end as the same TrialConfig, and every value is checked before any work sta
 from __future__ import annotations
 
 import difflib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,13 @@ from pydantic import ValidationError
 from kubevision.api.errors import KubevisionError, Problem
 from kubevision.api.hyperparameters import HYPERPARAMETERS
 from kubevision.api.loading import load_job
-from kubevision.api.trial import TrialConfig, load_trial_config, trial_config_from_job
+from kubevision.api.trial import (
+    TERMINATION_TOKEN_ENV,
+    TerminationEndpoint,
+    TrialConfig,
+    load_trial_config,
+    trial_config_from_job,
+)
 
 __all__ = ["config_from_cli", "parse_sets"]
 
@@ -55,8 +62,14 @@ def config_from_cli(
     output_dir: Path | None,
     checkpoint: Path | None,
     trial_name: str,
+    termination_url: str | None = None,
 ) -> TrialConfig:
-    """Build and fully check the trial config, so that a bad value fails before training starts."""
+    """Build and fully check the trial config, so that a bad value fails before training starts.
+
+    `termination_url` is how a cluster trial learns its early-termination endpoint (the PyTorchJob
+    command line); its token comes from KUBEVISION_TERMINATION_TOKEN (a Secret), never the command
+    line, where `ps` and the pod spec would show it.
+    """
     if (trial_config is None) == (job_file is None):
         raise KubevisionError("give exactly one of --trial-config FILE or --job FILE")
     if trial_config is not None:
@@ -75,6 +88,9 @@ def config_from_cli(
         )
     if checkpoint is not None:
         config = config.model_copy(update={"checkpoint_model_uri": str(checkpoint)})
+    if termination_url:
+        token = os.environ.get(TERMINATION_TOKEN_ENV) or None
+        config = config.model_copy(update={"early_termination": TerminationEndpoint(url=termination_url, token=token)})
     check_hyperparameters(config)
     return config
 
