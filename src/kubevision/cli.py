@@ -179,15 +179,20 @@ def datasets_digits(out_dir: Path, multilabel: bool, seed: int) -> None:
 @click.option("--no-onnx", is_flag=True, help="Skip the ONNX export (the MLflow model is always written).")
 @click.option("--termination-url", help="Early-termination decision endpoint (bearer token from the environment "
               "variable KUBEVISION_TERMINATION_TOKEN).")
+@click.option("--sampled-from", type=click.Path(path_type=Path),
+              help="With --job: a JSON list of hyperparameter objects (an AutoMode portfolio); see --sampled-index.")
+@click.option("--sampled-index", type=int, help="Which entry of --sampled-from this trial uses (--set overrides it).")
 @_guarded
 def train(trial_config: Path | None, job_file: Path | None, sets: tuple[str, ...], output_dir: Path | None,
-          checkpoint: Path | None, trial_name: str, no_onnx: bool, termination_url: str | None) -> None:
+          checkpoint: Path | None, trial_name: str, no_onnx: bool, termination_url: str | None,
+          sampled_from: Path | None, sampled_index: int | None) -> None:
     """Run one trial: train, validate, checkpoint, export (run it under torchrun for several processes)."""
     from kubevision.trainer.entry import config_from_cli
     from kubevision.trainer.train import run_trial
 
     config = config_from_cli(trial_config=trial_config, job_file=job_file, sets=sets, output_dir=output_dir,
-                             checkpoint=checkpoint, trial_name=trial_name, termination_url=termination_url)
+                             checkpoint=checkpoint, trial_name=trial_name, termination_url=termination_url,
+                             sampled_from=sampled_from, sampled_index=sampled_index)
     if no_onnx:
         config = config.model_copy(update={"runtime": config.runtime.model_copy(update={"export_onnx": False})})
     sys.exit(run_trial(config))

@@ -9,6 +9,7 @@ Both end as the same TrialConfig, and every value is checked before any work sta
 from __future__ import annotations
 
 import difflib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,37 @@ from kubevision.api.trial import (
     trial_config_from_job,
 )
 
-__all__ = ["config_from_cli", "parse_sets"]
+__all__ = ["config_from_cli", "parse_sets", "sampled_from_file"]
+
+
+def sampled_from_file(path: Path, index: int) -> dict[str, Any]:
+    """Entry `index` of a JSON list of hyperparameter objects (the cluster's AutoMode portfolio).
+
+    Why: Katib can only substitute one value per parameter into a command line, and an AutoMode
+    config is several correlated values (model, learning rate, epochs, batch size). The operator
+    puts the portfolio in the job's ConfigMap and lets Katib sample the index.
+    """
+    file = str(path)
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as err:
+        raise KubevisionError(f"cannot read {file}: {err.strerror or err}") from None
+    except json.JSONDecodeError as err:
+        raise KubevisionError(f"{file} is not valid JSON", [Problem(err.msg, file=file, line=err.lineno)]) from None
+    if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
+        raise KubevisionError(f"{file}: expected a JSON list of objects (hyperparameter name -> value)")
+    if not 0 <= index < len(raw):
+        raise KubevisionError(
+            f"--sampled-index {index} is out of range: {file} has {len(raw)} entries (0..{len(raw) - 1})"
+        )
+    entry: dict[str, Any] = raw[index]
+    unknown = sorted(k for k in entry if k not in HYPERPARAMETERS)
+    if unknown:
+        raise KubevisionError(
+            f"{file} entry {index} names unknown hyperparameters",
+            [Problem(f"unknown hyperparameter {k!r}", file=file, field=f"[{index}].{k}") for k in unknown],
+        )
+    return entry
 
 
 def parse_sets(sets: tuple[str, ...] | list[str]) -> dict[str, Any]:
@@ -63,6 +94,8 @@ def config_from_cli(
     checkpoint: Path | None,
     trial_name: str,
     termination_url: str | None = None,
+    sampled_from: Path | None = None,
+    sampled_index: int | None = None,
 ) -> TrialConfig:
     """Build and fully check the trial config, so that a bad value fails before training starts.
 
@@ -72,6 +105,10 @@ def config_from_cli(
     """
     if (trial_config is None) == (job_file is None):
         raise KubevisionError("give exactly one of --trial-config FILE or --job FILE")
+    if (sampled_from is None) != (sampled_index is None):
+        raise KubevisionError("--sampled-from FILE and --sampled-index N go together")
+    if sampled_from is not None and job_file is None:
+        raise KubevisionError("--sampled-from only works with --job")
     if trial_config is not None:
         if sets:
             raise KubevisionError("--set only works with --job; put sampled values in the trial config's `sampled`")
@@ -83,7 +120,9 @@ def config_from_cli(
         job = load_job(job_file)
         out = output_dir or Path("runs") / job.metadata.name / trial_name
         config = trial_config_from_job(
-            job, job_dir=job_file.resolve().parent, output_dir=out.resolve(), sampled=parse_sets(sets),
+            job, job_dir=job_file.resolve().parent, output_dir=out.resolve(),
+            sampled={**(sampled_from_file(sampled_from, sampled_index) if sampled_from is not None
+                        and sampled_index is not None else {}), **parse_sets(sets)},
             trial_name=trial_name,
         )
     if checkpoint is not None:
