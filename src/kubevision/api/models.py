@@ -161,7 +161,10 @@ class EarlyTermination(KubeModel):
     evaluation_interval: int = Field(
         1, ge=0, description="Apply the policy every N metric reports (0, Azure's SDK default, means 1)."
     )
-    delay_evaluation: int = Field(0, ge=0, description="Skip the policy for the first N metric reports.")
+    delay_evaluation: int = Field(
+        0, ge=0,
+        description="The policy applies from metric report N on (at multiples of evaluationInterval that are >= N).",
+    )
     slack_factor: float | None = Field(
         None, ge=0, description="bandit: allowed slack as a ratio of the best."
     )
