@@ -4,7 +4,8 @@ Real parts only: real torch training on the CPU, a real `torchrun` with gloo for
 real kill -9 and restart, and `mlflow.pyfunc` loading the exported model in a fresh process. The
 thresholds are ones a broken trainer cannot reach: 10 balanced classes give 0.10 accuracy by chance.
 Budget: 5 epochs of resnet18 from random init at 16 px with Azure's fixed augmentations (RandomResizedCrop
-down to 8% of the image, flips, colour jitter) on one CPU thread reach about 0.80 accuracy.
+down to 8% of the image, flips, colour jitter) on one CPU thread reach about 0.80 accuracy (0.77 with
+AdamW); the bar is 0.75, 7.5x chance. 0.85 needs about twice the epochs, more than this suite's budget.
 """
 
 from __future__ import annotations
@@ -114,23 +115,23 @@ def test_digits_multiclass_learns_and_writes_the_full_layout(digits: Path, tmp_p
     assert hits >= 12  # of 20; chance is 2
 
 
-def test_digits_multilabel_trains_with_sigmoid_outputs(mosaics: Path, tmp_path: Path) -> None:
+def test_digits_multilabel_learns_with_sigmoid_outputs(mosaics: Path, tmp_path: Path) -> None:
     """Multi-label end to end: BCE, independent sigmoid probabilities, the iou metric family.
 
-    Known limit (open in the trainer issue): Azure's RandomResizedCrop keeps as little as 8% of a 2x2
-    mosaic, so the crop often lacks digits its labels name; a CPU-budget run does not reach iou 0.6.
-    This test asserts that the model learns (validation loss falls) and the outputs are multi-label.
+    The bar: predicting every label scores iou of about 0.35 on these mosaics (each digit is on about
+    35% of them) and predicting none scores 0, so 0.45 needs the digits recognised. Measured: 0.517
+    after 6 epochs (resnet18 from scratch, 16 px: each digit keeps its native 8x8 pixels). With
+    Azure's 8%-area random crop the same run stayed below 0.2: see trainer/presets.py.
     """
-    _subset(mosaics / "train.jsonl", mosaics / "train600.jsonl", 600)
     out = tmp_path / "trial"
-    job = _job(tmp_path, mosaics, task="image_classification_multilabel", train="train600.jsonl",
-               numberOfEpochs=3, trainingCropSize=32, validationResizeSize=32, validationCropSize=32,
-               learningRate=0.1)
+    job = _job(tmp_path, mosaics, task="image_classification_multilabel", numberOfEpochs=6, optimizer="adamw",
+               learningRate=0.002)
     result = _train(job, out)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["primary_metric"] == "iou"
     assert {"iou", "iou_macro", "iou_micro", "iou_weighted"} <= set(summary["metrics"])
+    assert summary["best_score"] >= 0.45, summary["metrics"]
     losses = [r["metrics"]["log_loss"] for r in _records(out)]
     assert losses[-1] < losses[0], losses
     assert len(summary["confusion_matrix"]) == 10 and all(len(m) == 2 for m in summary["confusion_matrix"])

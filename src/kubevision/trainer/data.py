@@ -508,7 +508,7 @@ def build_datasets(config: TrialConfig, hp: Mapping[str, Any], *, seed: int) -> 
         classes = list(train.classes)
     settings = settings_json(task, hp)
     train_set = ImageDataset(train_records, classes, multilabel=multilabel,
-                             preset=ClassificationPresetTrain.from_settings(settings))
+                             preset=ClassificationPresetTrain.from_settings(settings, multilabel=multilabel))
     val_set = ImageDataset(val_records, classes, multilabel=multilabel,
                            preset=ClassificationPresetEval.from_settings(settings))
     return DataBundle(train_set, val_set, classes, train_set.class_counts(), multilabel)

@@ -13,6 +13,16 @@ bakes exactly these constants in, so clients of an exported model must not need 
 Azure ignores validation/training sizes other than 256/224/224 for `seresnext` (reference 3.1): its
 SE-ResNeXt had a fixed 7x7 average pool. timm's pools globally, so kubevision honours the sizes for
 every model. The ViT rule (validation crop == training crop) is validated in kubevision.api.
+
+Departure from Azure for multi-label (`label_preserving`): Azure trains both classification tasks
+with a random resized crop, which keeps as little as 8% of the image. For one label per image that
+is a strong, well-tested regulariser; for several labels per image it silently removes labelled
+objects from the crop while the loss still demands them. Measured on 2x2 digit mosaics (resnet18
+from scratch, 16 px, 1,200 images, AdamW 2e-3): iou stayed below 0.2 for 6 epochs with Azure's crop
+(0.08-1), reached 0.49 after 9 epochs with a milder 0.8-1 crop, and 0.50 after 5 epochs with no
+crop at all. Multi-label training therefore resizes the shorter side to the crop size and takes a
+random square window along the longer side (the whole image when it is square): every object stays
+in view, flips and colour jitter remain.
 """
 
 from __future__ import annotations
@@ -114,7 +124,8 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 class ClassificationPresetTrain:
-    """Random resized crop to `crop_size`, horizontal flip, colour jitter, ImageNet normalisation.
+    """Random resized crop to `crop_size` (label-preserving crop for multi-label), horizontal flip,
+    colour jitter, ImageNet normalisation.
 
     Call it on a PIL image; it returns a float32 tensor of shape (3, crop_size, crop_size).
     """
@@ -130,10 +141,15 @@ class ClassificationPresetTrain:
         contrast: float = COLOR_JITTER["contrast"],
         saturation: float = COLOR_JITTER["saturation"],
         hue: float = COLOR_JITTER["hue"],
+        label_preserving: bool = False,
     ) -> None:
         _check_sizes(train_crop_size=crop_size)
         self.crop_size = crop_size
-        steps: list[v2.Transform] = [v2.RandomResizedCrop(crop_size, antialias=True)]
+        self.label_preserving = label_preserving
+        steps: list[v2.Transform] = (
+            [v2.Resize(crop_size, antialias=True), v2.RandomCrop(crop_size)] if label_preserving
+            else [v2.RandomResizedCrop(crop_size, antialias=True)]
+        )
         if hflip_prob > 0:
             steps.append(v2.RandomHorizontalFlip(hflip_prob))
         if brightness or contrast or saturation or hue:
@@ -144,9 +160,9 @@ class ClassificationPresetTrain:
         self.transforms = v2.Compose(steps)
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, int]) -> ClassificationPresetTrain:
-        """The train preset for the sizes of `settings_json(...)`."""
-        return cls(settings["train_crop_size"])
+    def from_settings(cls, settings: Mapping[str, int], *, multilabel: bool = False) -> ClassificationPresetTrain:
+        """The train preset for the sizes of `settings_json(...)` (label-preserving for multi-label)."""
+        return cls(settings["train_crop_size"], label_preserving=multilabel)
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         out: torch.Tensor = self.transforms(_to_rgb(image))
