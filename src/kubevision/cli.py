@@ -173,8 +173,9 @@ def datasets_digits(out_dir: Path, multilabel: bool, seed: int) -> None:
 @click.option("--job", "job_file", type=click.Path(path_type=Path), help="Job YAML (instead of --trial-config).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="With --job: a hyperparameter value for this trial (camelCase name), repeatable.")
-@click.option("--output", "output_dir", type=click.Path(path_type=Path), help="With --job: the trial's output dir.")
-@click.option("--checkpoint", type=click.Path(path_type=Path), help="Start from an earlier model.pt / model dir.")
+@click.option("--output", "output_dir", help="The trial's output folder, or an object-store URI (s3://, gs://, "
+              "az://, file://) synced from a local staging folder ($KUBEVISION_STAGING).")
+@click.option("--checkpoint", help="Start from an earlier model.pt / mlflow-model folder (a path or a URI).")
 @click.option("--trial-name", default="trial", show_default=True)
 @click.option("--no-onnx", is_flag=True, help="Skip the ONNX export (the MLflow model is always written).")
 @click.option("--termination-url", help="Early-termination decision endpoint (bearer token from the environment "
@@ -183,8 +184,8 @@ def datasets_digits(out_dir: Path, multilabel: bool, seed: int) -> None:
               help="With --job: a JSON list of hyperparameter objects (an AutoMode portfolio); see --sampled-index.")
 @click.option("--sampled-index", type=int, help="Which entry of --sampled-from this trial uses (--set overrides it).")
 @_guarded
-def train(trial_config: Path | None, job_file: Path | None, sets: tuple[str, ...], output_dir: Path | None,
-          checkpoint: Path | None, trial_name: str, no_onnx: bool, termination_url: str | None,
+def train(trial_config: Path | None, job_file: Path | None, sets: tuple[str, ...], output_dir: str | None,
+          checkpoint: str | None, trial_name: str, no_onnx: bool, termination_url: str | None,
           sampled_from: Path | None, sampled_index: int | None) -> None:
     """Run one trial: train, validate, checkpoint, export (run it under torchrun for several processes)."""
     from kubevision.trainer.entry import config_from_cli

@@ -4,6 +4,10 @@ Why two entry forms: the local runner writes a trial config JSON per trial (`--t
 Katib trial template can only substitute sampled values into a command line, so a cluster trial runs
 `kubevision train --job job.yaml --set learningRate=0.003 --set modelName=resnet50 --output /runs/t7`.
 Both end as the same TrialConfig, and every value is checked before any work starts.
+
+`--output` and `--checkpoint` take a local path (made absolute here) or a URI (`s3://...`, `file://...`)
+kept as written: a cluster trial writes to an object store through kubevision.trainer.remote, and a
+URI whose scheme is unknown or whose fsspec backend is not installed fails here, before training.
 """
 
 from __future__ import annotations
@@ -27,8 +31,17 @@ from kubevision.api.trial import (
     load_trial_config,
     trial_config_from_job,
 )
+from kubevision.trainer.remote import check_location, is_uri
 
-__all__ = ["config_from_cli", "parse_sets", "sampled_from_file"]
+__all__ = ["config_from_cli", "location", "parse_sets", "sampled_from_file"]
+
+
+def location(value: str | Path | None) -> str | None:
+    """A `--output` / `--checkpoint` value as the trial config keeps it: a URI as is, a path absolute."""
+    if value is None:
+        return None
+    text = str(value)
+    return text if is_uri(text) else str(Path(text).resolve())
 
 
 def sampled_from_file(path: Path, index: int) -> dict[str, Any]:
@@ -90,8 +103,8 @@ def config_from_cli(
     trial_config: Path | None,
     job_file: Path | None,
     sets: tuple[str, ...] | list[str],
-    output_dir: Path | None,
-    checkpoint: Path | None,
+    output_dir: str | Path | None,
+    checkpoint: str | Path | None,
     trial_name: str,
     termination_url: str | None = None,
     sampled_from: Path | None = None,
@@ -101,7 +114,7 @@ def config_from_cli(
 
     `termination_url` is how a cluster trial learns its early-termination endpoint (the PyTorchJob
     command line); its token comes from KUBEVISION_TERMINATION_TOKEN (a Secret), never the command
-    line, where `ps` and the pod spec would show it.
+    line, where `ps` and the pod spec would show it. `output_dir` and `checkpoint` may be URIs.
     """
     if (trial_config is None) == (job_file is None):
         raise KubevisionError("give exactly one of --trial-config FILE or --job FILE")
@@ -114,19 +127,24 @@ def config_from_cli(
             raise KubevisionError("--set only works with --job; put sampled values in the trial config's `sampled`")
         config = load_trial_config(trial_config)
         if output_dir is not None:
-            config = config.model_copy(update={"output_dir": str(output_dir)})
+            config = config.model_copy(update={"output_dir": location(output_dir)})
     else:
         assert job_file is not None
         job = load_job(job_file)
-        out = output_dir or Path("runs") / job.metadata.name / trial_name
+        out = location(output_dir or Path("runs") / job.metadata.name / trial_name)
+        assert out is not None
         config = trial_config_from_job(
-            job, job_dir=job_file.resolve().parent, output_dir=out.resolve(),
+            job, job_dir=job_file.resolve().parent, output_dir=Path(out),
             sampled={**(sampled_from_file(sampled_from, sampled_index) if sampled_from is not None
                         and sampled_index is not None else {}), **parse_sets(sets)},
             trial_name=trial_name,
-        )
+        ).model_copy(update={"output_dir": out})  # Path() would turn s3://b/x into s3:/b/x
     if checkpoint is not None:
-        config = config.model_copy(update={"checkpoint_model_uri": str(checkpoint)})
+        config = config.model_copy(update={"checkpoint_model_uri": location(checkpoint)})
+    if is_uri(config.output_dir):
+        check_location(config.output_dir, what="outputs", field="--output")
+    if config.checkpoint_model_uri is not None and is_uri(config.checkpoint_model_uri):
+        check_location(config.checkpoint_model_uri, what="checkpoints", field="--checkpoint")
     if termination_url:
         token = os.environ.get(TERMINATION_TOKEN_ENV) or None
         config = config.model_copy(update={"early_termination": TerminationEndpoint(url=termination_url, token=token)})

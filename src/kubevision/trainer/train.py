@@ -14,6 +14,10 @@ Output layout (DESIGN.md), all written by global rank 0:
 
 Restarting a trial on the same output dir (pod rescheduled, preemption, kill -9) resumes from
 checkpoints/last.pt and finishes the planned epochs; a finished trial is not trained again.
+
+The output may be an object-store URI (`--output s3://bucket/.../trials/t7`): the trial then writes
+the same layout in a node-local staging folder that `remote` downloads the resume state into before
+training and uploads after every checkpoint and at the end (see kubevision.trainer.remote).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from kubevision.api.errors import KubevisionError
 from kubevision.api.tasks import Task
 from kubevision.api.trial import TrialConfig
 from kubevision.trainer import checkpoint as ckpt
+from kubevision.trainer import remote
 from kubevision.trainer.data import build_datasets, build_loaders, check_bad_images
 from kubevision.trainer.distributed import DistributedContext, init_distributed, shutdown
 from kubevision.trainer.early_stopping import EarlyStopper
@@ -114,7 +119,7 @@ def _incremental_weights(config: TrialConfig, model: nn.Module, model_name: str)
     uri = config.checkpoint_model_uri
     if not uri:
         return
-    path = Path(uri.removeprefix("file://"))
+    path = remote.fetch_model(uri) if remote.is_uri(uri) else Path(uri)
     for candidate in (path / "artifacts" / "model.pt", path / "mlflow-model" / "artifacts" / "model.pt"):
         if path.is_dir() and candidate.is_file():
             path = candidate
@@ -164,7 +169,10 @@ def _metrics(task: Task, probs: np.ndarray, targets: np.ndarray, classes: list[s
 
 def _run(config: TrialConfig, ctx: DistributedContext) -> int:
     hp = check_hyperparameters(config)
-    out = Path(config.output_dir)
+    # A URI output: every node's first process fetches the remote resume state into its staging folder.
+    output = remote.open_output(config.output_dir, writer=ctx.is_main, pull=ctx.local_rank == 0)
+    ctx.barrier()
+    out = output.local_dir
     if ctx.is_main:
         ckpt.check_writable(out)
     task = Task(config.task)
@@ -177,7 +185,7 @@ def _run(config: TrialConfig, ctx: DistributedContext) -> int:
     # Shuffling and augmentation: the user's seed, else a fresh one drawn by rank 0 and shared, since
     # every rank must agree; it is stored in the checkpoint so a resumed trial continues the same run.
     run_seed = int(seed) if seed is not None else int(ctx.broadcast_object(random.SystemRandom().randrange(2**31)))
-    previous_state = ckpt.load_training_state(Path(config.output_dir))
+    previous_state = ckpt.load_training_state(out)
     if previous_state is not None and "run_seed" in previous_state:
         run_seed = int(previous_state["run_seed"])
     _seed_everything(run_seed + ctx.rank, seed is not None)
@@ -218,6 +226,8 @@ def _run(config: TrialConfig, ctx: DistributedContext) -> int:
     if state is not None:
         if state.get("status") in ("completed", "early_stopped", "early_terminated"):
             log.info("trial already finished (%s); nothing to do", state["status"])
+            if ctx.is_main:
+                output.push_all()  # what an earlier run could not upload
             return 0
         _unwrap(model).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -297,6 +307,7 @@ def _run(config: TrialConfig, ctx: DistributedContext) -> int:
                     },
                     epoch_copy=bool(checkpoint_every) and epoch % int(checkpoint_every or 1) == 0,
                 )
+                output.push_checkpoint()
             if stop_now:
                 break
     finally:
@@ -305,17 +316,22 @@ def _run(config: TrialConfig, ctx: DistributedContext) -> int:
 
     if status == "interrupted":
         log.warning("stopped by %s after epoch %d; rerun on the same output dir to resume", stop.signal_name, epoch)
-    _finish(config, ctx, model, loaders, loss_fn, amp, multilabel, task, classes, hp, best, status, epoch,
+    _finish(config, ctx, output, model, loaders, loss_fn, amp, multilabel, task, classes, hp, best, status, epoch,
             time.monotonic() - started, bad_images)
     return 0
 
 
-def _finish(config: TrialConfig, ctx: DistributedContext, model: nn.Module, loaders: Any, loss_fn: nn.Module,
-            amp: Any, multilabel: bool, task: Task, classes: list[str], hp: Mapping[str, Any], best: _Best,
-            status: str, last_epoch: int, seconds: float, bad_images: int) -> None:
+def _finish(config: TrialConfig, ctx: DistributedContext, output: remote.TrialOutput, model: nn.Module,
+            loaders: Any, loss_fn: nn.Module, amp: Any, multilabel: bool, task: Task, classes: list[str],
+            hp: Mapping[str, Any], best: _Best, status: str, last_epoch: int, seconds: float,
+            bad_images: int) -> None:
     """Best weights back in, the detailed report on them, the model exported, summary.json written."""
-    out = Path(config.output_dir)
-    best_weights = ckpt.load_best_weights(out)
+    out = output.local_dir
+    if output.is_remote and ctx.is_distributed:
+        # Only rank 0's node has the current best.pt (other nodes' staging copies are from the start).
+        best_weights = ctx.broadcast_object(ckpt.load_best_weights(out) if ctx.is_main else None)
+    else:
+        best_weights = ckpt.load_best_weights(out)
     if best_weights is not None:
         _unwrap(model).load_state_dict(best_weights)
     model.eval()
@@ -345,10 +361,12 @@ def _finish(config: TrialConfig, ctx: DistributedContext, model: nn.Module, load
         "hyperparameters": dict(hp),
         "bad_images": bad_images,
         "train_duration_seconds": round(seconds, 3),
-        "model_dir": str(export.mlflow_model_dir),
+        "model_dir": output.location(export.mlflow_model_dir),
     }
     ckpt.atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str))
     if status != "interrupted":  # an interrupted trial resumes on restart; a finished one does not rerun
         ckpt.mark_finished(out, status)
-    log.info("trial %s %s: best %s=%.4f at epoch %d; model in %s", config.trial_name, status,
-             config.primary_metric, best.score, best.epoch, export.mlflow_model_dir)
+    output.push_all()
+    # "best accuracy 0.91", never "accuracy=0.91": Katib's collector would take it for an observation.
+    log.info("trial %s %s: best %s %.4f at epoch %d; model in %s", config.trial_name, status,
+             config.primary_metric, best.score, best.epoch, output.location(export.mlflow_model_dir))
