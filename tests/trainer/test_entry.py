@@ -76,3 +76,10 @@ def test_termination_url_takes_the_token_from_the_environment(job: Path, monkeyp
 
 def test_no_termination_url_means_no_endpoint(job: Path) -> None:
     assert _config(job).early_termination is None
+
+
+def test_a_missing_data_path_fails_before_training(job: Path) -> None:
+    (job.parent / "train.jsonl").unlink()
+    with pytest.raises(KubevisionError) as err:
+        _config(job)
+    assert "spec.trainingData.path: train.jsonl does not exist" in str(err.value)

@@ -19,24 +19,35 @@ from kubevision.data.images import AZUREML_HINT, SUPPORTED_SCHEMES, file_url_pat
 from kubevision.data.reader import open_source
 
 if TYPE_CHECKING:
-    from kubevision.api.models import AutoMLImageJob
+    from collections.abc import Iterable
 
-__all__ = ["check_job_data_paths"]
+    from kubevision.api.models import AutoMLImageJob, DataInput
+
+__all__ = ["check_data_inputs", "check_job_data_paths"]
 
 
 def check_job_data_paths(job: AutoMLImageJob, *, base_dir: Path, job_file: str) -> None:
     """Raise `KubevisionError` naming `job_file` and the field for every data location that is wrong."""
+    inputs = (("spec.trainingData", job.spec.training_data), ("spec.validationData", job.spec.validation_data))
+    check_data_inputs(inputs, base_dir=base_dir, file=job_file)
+
+
+def check_data_inputs(inputs: Iterable[tuple[str, DataInput | None]], *, base_dir: Path, file: str) -> None:
+    """The same check for any (field, data input) pairs: a job's spec, or a trial config's fields.
+
+    The trial program runs it before importing torch, so a wrong path fails in a second, not after
+    the ten seconds a training process needs to start.
+    """
     problems: list[Problem] = []
-    inputs = (("trainingData", job.spec.training_data), ("validationData", job.spec.validation_data))
-    for name, data in inputs:
+    for field, data in inputs:
         if data is None:
             continue
         if data.path:
-            problems += _check_path(data.path, Path(base_dir), job_file, f"spec.{name}.path")
+            problems += _check_path(data.path, Path(base_dir), file, f"{field}.path")
         if data.uri:
-            problems += _check_uri(data.uri, Path(base_dir), job_file, f"spec.{name}.uri")
+            problems += _check_uri(data.uri, Path(base_dir), file, f"{field}.uri")
     if problems:
-        raise KubevisionError(f"{job_file}: data locations do not resolve", problems)
+        raise KubevisionError(f"{file}: data locations do not resolve", problems)
 
 
 def _check_path(text: str, base_dir: Path, job_file: str, field: str) -> list[Problem]:

@@ -31,6 +31,7 @@ from kubevision.api.trial import (
     load_trial_config,
     trial_config_from_job,
 )
+from kubevision.data.jobdata import check_data_inputs
 from kubevision.trainer.remote import check_location, is_uri
 
 __all__ = ["config_from_cli", "location", "parse_sets", "sampled_from_file"]
@@ -149,6 +150,12 @@ def config_from_cli(
         token = os.environ.get(TERMINATION_TOKEN_ENV) or None
         config = config.model_copy(update={"early_termination": TerminationEndpoint(url=termination_url, token=token)})
     check_hyperparameters(config)
+    source = str(trial_config or job_file)
+    prefix = "" if trial_config is not None else "spec."
+    check_data_inputs(
+        ((f"{prefix}trainingData", config.training_data), (f"{prefix}validationData", config.validation_data)),
+        base_dir=Path(config.base_dir or "."), file=source,
+    )
     return config
 
 
