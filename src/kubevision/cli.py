@@ -188,11 +188,12 @@ def train(trial_config: Path | None, job_file: Path | None, sets: tuple[str, ...
           checkpoint: str | None, trial_name: str, no_onnx: bool, termination_url: str | None,
           sampled_from: Path | None, sampled_index: int | None) -> None:
     """Run one trial: train, validate, checkpoint, export (run it under torchrun for several processes)."""
-    from kubevision.trainer.entry import config_from_cli
+    from kubevision.trainer.entry import check_trial_data, config_from_cli
 
     config = config_from_cli(trial_config=trial_config, job_file=job_file, sets=sets, output_dir=output_dir,
                              checkpoint=checkpoint, trial_name=trial_name, termination_url=termination_url,
                              sampled_from=sampled_from, sampled_index=sampled_index)
+    check_trial_data(config, str(trial_config or job_file))
     from kubevision.trainer.train import run_trial  # torch: only once the arguments and data paths are known good
 
     if no_onnx:

@@ -133,7 +133,9 @@ def test_trainer_pins_torch_to_the_project_versions() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["trainer"]
     wanted = dict(re.findall(r"^(torch|torchvision)==([\d.]+)$", "\n".join(project), flags=re.M))
     assert pins == wanted == {"torch": "2.14.1", "torchvision": "0.29.1"}
-    assert trainer.args["KUBEVISION_EXTRAS"] == "trainer,local"
+    extras = trainer.args["KUBEVISION_EXTRAS"].split(",")
+    assert {"trainer", "local", "object-stores"} <= set(extras)
+    assert set(extras) <= set(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"])
     assert "[${KUBEVISION_EXTRAS}]" in run
     assert trainer.args["TORCH_VARIANT"] == "cpu"
     assert "https://download.pytorch.org/whl/${TORCH_VARIANT}" in run

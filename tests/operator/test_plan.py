@@ -284,8 +284,12 @@ def test_object_store_outputs_and_absolute_paths() -> None:
     assert plan.output_root == "s3://bucket/kv/ns/s3out"
     assert plan.model_uri("t") == "s3://bucket/kv/ns/s3out/trials/t/mlflow-model"
     assert any("absolute path '/data/train.jsonl'" in w for w in plan.warnings)
-    cmd = master_container(trial_spec(plan.experiments[0]))["command"]
+    container = master_container(trial_spec(plan.experiments[0]))
+    cmd = container["command"]
     assert cmd[cmd.index("--output") + 1] == "s3://bucket/kv/ns/s3out/trials/${trialParameters.trialName}"
+    # The trainer stages object-store outputs locally; an emptyDir keeps them across container restarts.
+    assert {"name": "KUBEVISION_STAGING", "value": "/var/kubevision/staging"} in container["env"]
+    assert {"name": "kubevision-staging", "mountPath": "/var/kubevision/staging"} in container["volumeMounts"]
 
 
 def test_unsafe_checkpoint_location_is_refused() -> None:

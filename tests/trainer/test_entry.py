@@ -14,7 +14,7 @@ import yaml
 
 from kubevision.api.errors import KubevisionError
 from kubevision.api.trial import TERMINATION_TOKEN_ENV
-from kubevision.trainer.entry import config_from_cli
+from kubevision.trainer.entry import check_trial_data, config_from_cli
 
 
 @pytest.fixture
@@ -79,7 +79,9 @@ def test_no_termination_url_means_no_endpoint(job: Path) -> None:
 
 
 def test_a_missing_data_path_fails_before_training(job: Path) -> None:
+    config = _config(job)
+    check_trial_data(config, str(job))
     (job.parent / "train.jsonl").unlink()
     with pytest.raises(KubevisionError) as err:
-        _config(job)
+        check_trial_data(config, str(job))
     assert "spec.trainingData.path: train.jsonl does not exist" in str(err.value)

@@ -150,13 +150,21 @@ def config_from_cli(
         token = os.environ.get(TERMINATION_TOKEN_ENV) or None
         config = config.model_copy(update={"early_termination": TerminationEndpoint(url=termination_url, token=token)})
     check_hyperparameters(config)
-    source = str(trial_config or job_file)
-    prefix = "" if trial_config is not None else "spec."
+    return config
+
+
+def check_trial_data(config: TrialConfig, source: str) -> None:
+    """The trial's local data paths exist and open (URIs: only their scheme is checked).
+
+    Separate from `config_from_cli`, which also parses commands planned for another machine (the
+    operator's trial commands name paths inside the pod); the `train` command runs both, before
+    importing torch, so a wrong path fails in half a second instead of after start-up.
+    """
+    prefix = "spec." if source.endswith((".yaml", ".yml")) else ""
     check_data_inputs(
         ((f"{prefix}trainingData", config.training_data), (f"{prefix}validationData", config.validation_data)),
         base_dir=Path(config.base_dir or "."), file=source,
     )
-    return config
 
 
 def check_hyperparameters(config: TrialConfig) -> dict[str, Any]:

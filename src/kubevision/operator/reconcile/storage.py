@@ -38,6 +38,12 @@ SHARED_MOUNT = "/mnt/kubevision"
 CONFIG_MOUNT = "/etc/kubevision"
 CLAIMS_MOUNT = "/mnt/kubevision-claims"
 SHARED_VOLUME = "kubevision-shared"
+STAGING_VOLUME = "kubevision-staging"
+STAGING_MOUNT = "/var/kubevision/staging"
+STAGING_ENV = "KUBEVISION_STAGING"
+"""With an object-store output the trial works in a local staging folder and uploads from it; an
+emptyDir keeps that folder across container restarts in the same pod, so a restart resumes from
+local files instead of downloading its checkpoints again (kubevision.trainer.remote)."""
 
 
 def parse_pvc_uri(uri: str) -> tuple[str, str] | None:
@@ -118,8 +124,15 @@ class Storage:
             volumes.append(
                 {"name": f"kubevision-claim-{i}", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
             )
+        if self.remote_output:
+            volumes.append({"name": STAGING_VOLUME, "emptyDir": {}})
         volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": shm_size}})
         return volumes
+
+    @property
+    def remote_output(self) -> bool:
+        """Trial outputs go to an object store (through a local staging folder)."""
+        return _is_uri(self.output_root)
 
     def volume_mounts(self) -> list[dict[str, Any]]:
         """The container's mounts matching `volumes`."""
@@ -130,6 +143,8 @@ class Storage:
             mounts.append(
                 {"name": f"kubevision-claim-{i}", "mountPath": posixpath.join(CLAIMS_MOUNT, claim), "readOnly": True}
             )
+        if self.remote_output:
+            mounts.append({"name": STAGING_VOLUME, "mountPath": STAGING_MOUNT})
         mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
         return mounts
 

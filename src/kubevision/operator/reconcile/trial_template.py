@@ -31,7 +31,7 @@ from typing import Any
 from kubevision.api.errors import KubevisionError, Problem
 from kubevision.api.models import Resources
 from kubevision.api.trial import TERMINATION_TOKEN_ENV
-from kubevision.operator.reconcile.storage import CONFIG_MOUNT, Storage
+from kubevision.operator.reconcile.storage import CONFIG_MOUNT, STAGING_ENV, STAGING_MOUNT, Storage
 from kubevision.operator.settings import OperatorSettings
 
 __all__ = [
@@ -140,13 +140,18 @@ def _container(spec: TrialTemplateInput, settings: OperatorSettings) -> dict[str
         "resources": resources,
         "volumeMounts": spec.storage.volume_mounts(),
     }
+    env: list[dict[str, Any]] = []
     if spec.termination_url is not None:
-        container["env"] = [
+        env.append(
             {
                 "name": TERMINATION_TOKEN_ENV,
                 "valueFrom": {"secretKeyRef": {"name": spec.token_secret, "key": "token"}},
             }
-        ]
+        )
+    if spec.storage.remote_output:
+        env.append({"name": STAGING_ENV, "value": STAGING_MOUNT})
+    if env:
+        container["env"] = env
     return container
 
 
