@@ -21,6 +21,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from kubevision.operator.aioserver import AppServer
+
 __all__ = ["PHASES", "TRIAL_STATES", "OperatorMetrics"]
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed")
@@ -49,8 +51,7 @@ class OperatorMetrics:
         )
         self._phases: dict[tuple[str, str], str] = {}
         self._counts: dict[tuple[str, str], dict[str, int]] = {}
-        self._runner: web.AppRunner | None = None
-        self.port: int | None = None
+        self._server = AppServer()
         for phase in PHASES:
             self.jobs.labels(phase=phase).set(0)
         for state in TRIAL_STATES:
@@ -103,15 +104,12 @@ class OperatorMetrics:
         """Serve /metrics until `stop`; returns the bound port (useful with port 0)."""
         application = web.Application()
         application.router.add_get("/metrics", self._serve)
-        self._runner = web.AppRunner(application, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        sockets = getattr(site._server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else port
-        return self.port
+        return await self._server.start(application, host, port)
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._server.stop()
+
+    @property
+    def port(self) -> int | None:
+        """The bound port while serving (None before `start`)."""
+        return self._server.port

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from kubevision.api.errors import KubevisionError
+from kubevision.operator.aioserver import AppServer
 from kubevision.sweep.protocol import DecisionService
 from kubevision.sweep.termination import Policy
 
@@ -69,8 +70,7 @@ class TerminationService:
         self._dirty: set[Key] = set()
         self._loading: dict[Key, asyncio.Lock] = {}
         self._saving: dict[Key, asyncio.Lock] = {}
-        self._runner: web.AppRunner | None = None
-        self.port: int | None = None
+        self._server = AppServer()
 
     # ---- registry -------------------------------------------------------------------------------
 
@@ -180,16 +180,12 @@ class TerminationService:
 
     async def start(self, host: str = "0.0.0.0", port: int = 8082) -> int:
         """Serve until `stop`; returns the bound port (useful with port 0)."""
-        self._runner = web.AppRunner(self.app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else port
-        return self.port
+        return await self._server.start(self.app(), host, port)
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._server.stop()
+
+    @property
+    def port(self) -> int | None:
+        """The bound port while serving (None before `start`)."""
+        return self._server.port
