@@ -110,7 +110,7 @@ def test_digits_example_is_small_and_runs_on_cpu() -> None:
     assert spec.search_space is not None
     models = spec.search_space[0]["modelName"]
     assert isinstance(models, Choice) and set(models.values) <= {"resnet18", "mobilenetv2"}
-    assert spec.training_parameters.training_crop_size == 32
+    assert spec.training_parameters.training_crop_size <= 32  # the digits are 32 px PNGs of 8x8 images
 
 
 def test_digits_example_reads_the_dataset_the_readme_writes(tmp_path: Path) -> None:
