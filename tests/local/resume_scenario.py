@@ -10,8 +10,10 @@ process is doing at that moment.
 The job samples learningRate from a choice of a good value and 1e-9 (a trial that cannot learn),
 seeded so that the good trial runs first; one trial at a time. The data is the digits 0 and 1 (288
 training images) at 8 px (the digits' native size): resnet18 tells them apart after two epochs
-(accuracy > 0.9), while the 1e-9 trial stays near chance (0.3-0.6); bandit with slack factor 0.2
-cuts at about 0.93 / 1.2 = 0.78. The policy starts at the second report (delayEvaluation 2): the
+(accuracy > 0.9), while the 1e-9 trial does not learn; BatchNorm statistics still move, so its
+accuracy wanders with the random init (0.3-0.9 seen on 0-vs-1 digits), hence a fixed randomSeed
+(0: the bad trial reads 0.65 at report 2, the good one 0.93) and slack factor 0.05: the cut is at
+0.93 / 1.05 = 0.89. The policy starts at the second report (delayEvaluation 2): the
 first validation of a good trial is not always far from chance.
 """
 
@@ -33,7 +35,7 @@ from kubevision.sweep.study import Sweep
 GOOD, BAD = 0.01, 1e-9
 SPACE = [{"modelName": {"type": "choice", "values": ["resnet18"]},
           "learningRate": {"type": "choice", "values": [GOOD, BAD]}}]
-BANDIT = {"type": "bandit", "slackFactor": 0.2, "evaluationInterval": 1, "delayEvaluation": 2}
+BANDIT = {"type": "bandit", "slackFactor": 0.05, "evaluationInterval": 1, "delayEvaluation": 2}
 PIXELS = {"trainingCropSize": 8, "validationResizeSize": 8, "validationCropSize": 8}
 
 
@@ -77,7 +79,7 @@ class FirstRun:
         try:
             write_job(self.job, digits, name="bandit", train=_binary(digits, "train", "bin_train"),
                       val=_binary(digits, "val", "bin_val"),
-                      params={"numberOfEpochs": 3, "optimizer": "adam", **PIXELS},
+                      params={"numberOfEpochs": 3, "optimizer": "adam", "randomSeed": 0, **PIXELS},
                       limits={"maxTrials": 2, "maxConcurrentTrials": 1},
                       sweep={"samplingAlgorithm": "random", "earlyTermination": BANDIT}, search_space=SPACE)
             self.seed = seed_with_good_first(self.job, tmp)
